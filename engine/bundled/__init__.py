@@ -1,0 +1,1 @@
+"""Bundled defaults: a synthetic sample series and the default grid."""

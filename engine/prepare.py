@@ -1,0 +1,140 @@
+"""From a configuration and a path to the per-event arrays the kernels take.
+
+Shared by every backend, so that a backend only ever differs inside its
+kernel: which bars are events, each event's side, and each event's barrier
+widths as fractions of its entry price are all decided here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from engine.backend import EventBatch
+from engine.config import LabelConfig
+from engine.data import Bars
+from engine.errors import DataError
+
+
+@dataclass(frozen=True, eq=False)
+class EventPlan:
+    """The events one configuration labels on one path, in bar order."""
+
+    events: np.ndarray  # int64
+    sides: np.ndarray  # int8, one per event or one shared
+    targets: np.ndarray  # float64, one per event or one shared
+    stops: np.ndarray  # float64, one per event or one shared
+    horizon_bars: int
+    horizon_ticks: int
+    target_first: bool
+    next_open: bool
+    skipped: int = 0  # candidate events that produce no row under this config
+
+    def __len__(self) -> int:
+        return int(self.events.shape[0])
+
+    def batch(self, start: int, stop: int) -> EventBatch:
+        """The events at positions start..stop-1 as one kernel batch."""
+
+        def part(values: np.ndarray) -> np.ndarray:
+            return values if values.shape[0] == 1 else values[start:stop]
+
+        return EventBatch(
+            events=self.events[start:stop],
+            sides=part(self.sides),
+            targets=part(self.targets),
+            stops=part(self.stops),
+            horizon_bars=self.horizon_bars,
+            horizon_ticks=self.horizon_ticks,
+            target_first=self.target_first,
+            next_open=self.next_open,
+        )
+
+
+def plan_events(
+    bars: Bars, config: LabelConfig, events: np.ndarray | None = None
+) -> EventPlan:
+    """Resolve the events, sides and barrier widths of ``config`` on ``bars``.
+
+    ``events`` are candidate bar indexes (sorted, unique); ``None`` means every
+    bar. Candidates that cannot produce a row under ``config`` are dropped and
+    counted in ``skipped``.
+    """
+    n = bars.n
+    if events is None:
+        events = np.arange(n, dtype=np.int64)
+    candidates = len(events)
+    keep = np.ones(len(events), dtype=bool)
+
+    if config.entry == "next_open":
+        keep &= events < n - 1  # the last bar has no next open
+
+    if config.side == "column":
+        if bars.side is None:
+            raise DataError(
+                f'{bars.source}: side = "column" needs a side column; name it '
+                'in the grid\'s [columns] table as side = "<column>"'
+            )
+        side_all = bars.side[events]
+        keep &= side_all != 0
+    else:
+        side_all = None
+
+    target = np.array([config.target.value], dtype=np.float64)
+    stop = np.array([config.stop.value], dtype=np.float64)
+    if config.uses_vol:
+        sigma = volatility(bars.close, config.vol_window)[events]
+        keep &= np.isfinite(sigma)
+        if config.target.vol:
+            target = config.target.value * sigma
+        if config.stop.vol:
+            stop = config.stop.value * sigma
+
+    events = events[keep]
+    sides = (
+        side_all[keep].astype(np.int8)
+        if side_all is not None
+        else np.array([1 if config.side == "long" else -1], dtype=np.int8)
+    )
+    target = target if target.shape[0] == 1 else target[keep]
+    stop = stop if stop.shape[0] == 1 else stop[keep]
+    horizon = config.horizon
+    return EventPlan(
+        events=np.ascontiguousarray(events, dtype=np.int64),
+        sides=np.ascontiguousarray(sides),
+        targets=np.ascontiguousarray(target),
+        stops=np.ascontiguousarray(stop),
+        horizon_bars=horizon.bars or 0,
+        horizon_ticks=0 if horizon.bars else bars.ticks(horizon.seconds),
+        target_first=config.ambiguity == "target_first",
+        next_open=config.entry == "next_open",
+        skipped=candidates - int(events.shape[0]),
+    )
+
+
+def volatility(close: np.ndarray, window: int) -> np.ndarray:
+    """sigma[i]: sample std (ddof 1) of the simple returns of bars i-W+1..i.
+
+    NaN where fewer than ``window`` returns exist (i < W). Uses no bar after i.
+    """
+    return _rolling_std(np.ascontiguousarray(close, dtype=np.float64), window)
+
+
+@njit(cache=True, parallel=True)
+def _rolling_std(close, window):
+    """Two-pass sample std of each window of returns ending at bar i."""
+    n = close.shape[0]
+    sigma = np.full(n, np.nan)
+    for i in prange(window, n):
+        total = 0.0
+        for j in range(i - window + 1, i + 1):
+            total += close[j] / close[j - 1] - 1.0
+        mean = total / window
+        dev = 0.0
+        for j in range(i - window + 1, i + 1):
+            d = (close[j] / close[j - 1] - 1.0) - mean
+            dev += d * d
+        sigma[i] = np.sqrt(dev / (window - 1))
+    return sigma
