@@ -230,14 +230,18 @@ def label_one(
             ambiguous = True
             label = 1 if target_first else -1
 
+    # A gap through the barrier fills at the open, otherwise at the barrier.
+    gap = o[exit_bar]
     if label == 1:
-        gap = o[exit_bar]
-        exit_price = (
-            gap if touches_target(gap, gap, side, target_price) else (target_price)
-        )
+        if touches_target(gap, gap, side, target_price):
+            exit_price = gap
+        else:
+            exit_price = target_price
     elif label == -1:
-        gap = o[exit_bar]
-        exit_price = gap if touches_stop(gap, gap, side, stop_price) else stop_price
+        if touches_stop(gap, gap, side, stop_price):
+            exit_price = gap
+        else:
+            exit_price = stop_price
     elif end > i:
         exit_price = c[end]
     else:
