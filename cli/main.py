@@ -98,13 +98,47 @@ def run(
         float,
         typer.Option(help="Seconds to wait for another run holding the output folder."),
     ] = 0.0,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file of event times (Parquet, Feather or CSV) in a column named "
+            "like the bars' timestamp; each event is the last bar at or before its "
+            "time. With a universe, a symbol column in it assigns events to "
+            "symbols. Combined with [events] cusum, only bars that both select.",
+            show_default=False,
+        ),
+    ] = None,
+    fine: Annotated[
+        Path | None,
+        typer.Option(
+            help="A finer path (ticks with one price column, or smaller OHLC bars) "
+            "covering the same time: it re-decides bars that touch both barriers.",
+            show_default=False,
+        ),
+    ] = None,
+    universe: Annotated[
+        bool,
+        typer.Option(
+            "--universe",
+            help="DATA is a folder with one file per symbol, named by the file "
+            "(without extension). A symbol column ([columns] symbol) needs no flag.",
+        ),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress, no summary.")
     ] = False,
 ) -> None:
-    """Label bars with every configuration of a grid into an output folder."""
+    """Label bars with every configuration of a grid into an output folder.
+
+    Grid keys ([grid]): side (long, short, or column: each event's side from the
+    side column named in [columns], for meta-labelling), target and stop
+    (fractions like 0.01, or volatility multiples like "2vol"), horizon (bars,
+    or a duration like "4h"), ambiguity (stop_first or target_first), entry
+    (close or next_open), vol_window (returns behind "vol" barriers, default
+    100). [events] cusum = h selects events with a CUSUM filter. [columns] maps
+    timestamp, open, high, low, close, price, side and symbol.
+    """
     from cli.progress import make_progress
-    from engine.data import load_bars
     from engine.errors import LabelerError
     from engine.run import Interrupted
     from engine.run import run as run_job
@@ -142,7 +176,7 @@ def run(
             )
         else:
             spec = load_grid(grid) if grid is not None else default_grid()
-            bars = load_bars(data, spec.columns)
+            bars = _load_source(data, spec.columns, universe, events, fine)
         read_seconds = time.perf_counter() - t0
         summary = run_job(
             bars, spec, out, device=device, threads=threads, float64=float64,
@@ -168,6 +202,33 @@ def run(
         _print_summary(summary)
 
 
+def _load_source(data, columns, universe: bool, events, fine):
+    """The bars (one path or a universe) with their events and finer path."""
+    from engine.data import load_bars, load_universe
+    from engine.events import event_times_for, read_event_file
+    from engine.fine import FinePath
+    from engine.run import Source
+
+    if universe or columns.symbol is not None:
+        paths = load_universe(data, columns, per_file=universe)
+    else:
+        paths = [(None, load_bars(data, columns))]
+    times = None
+    if events is not None:
+        table = read_event_file(events, columns.timestamp, columns.symbol)
+        times = event_times_for(
+            table, paths, columns.timestamp, columns.symbol, str(events)
+        )
+    fine_path = None
+    if fine is not None:
+        if paths[0][0] is not None:
+            raise _fail("--fine works on a single series, not a universe", 2)
+        fine_path = FinePath.from_any(fine, columns, paths[0][1])
+    return Source(
+        tuple(paths), event_times=times, event_source=str(events), fine=fine_path
+    )
+
+
 def _abort(progress) -> None:
     stop = getattr(progress, "abort", None)
     if stop is not None:
@@ -187,8 +248,9 @@ def _print_summary(summary) -> None:
     s = summary.seconds
     computed = summary.computed_rows
     rate = computed / s["compute"] if s.get("compute") else 0.0
+    where = f" of {summary.symbols} symbols" if summary.symbols else ""
     say(
-        f"labelled {summary.bars:,} bars with {len(summary.configs)} "
+        f"labelled {summary.bars:,} bars{where} with {len(summary.configs)} "
         f"configurations on {summary.device}"
     )
     say(f"  configurations: {len(summary.configs) - reused} computed, {reused} reused")
@@ -207,6 +269,17 @@ def _print_summary(summary) -> None:
         f"  ambiguous: {amb:,}  truncated: {trunc:,}"
         + (f"  skipped events: {skipped:,}" if skipped else "")
     )
+    if skipped:
+        say(
+            "  (skipped: events without a row under a configuration: volatility "
+            "not yet defined, no next open, or no side)"
+        )
+    if summary.fine:
+        settled = sum(c.settled for c in summary.configs)
+        say(
+            f"  finer path: settled {settled:,} ambiguous labels, {amb:,} remain "
+            "ambiguous"
+        )
     say(
         f"  time: read {s.get('read', 0):.2f} s, prepare {s.get('prepare', 0):.2f} s,"
         f" compute {s.get('compute', 0):.2f} s, write {s.get('write', 0):.2f} s, "
@@ -281,7 +354,8 @@ def status(
         )
     for c in info.get("configs", []):
         detail = f"  {c.get('detail')}" if c.get("detail") else ""
-        typer.echo(f"  {c['status']:<9} {c['id']}  rows {c.get('rows', 0):,}{detail}")
+        rows = "?" if c.get("rows") is None else f"{c['rows']:,}"  # stale: unknown
+        typer.echo(f"  {c['status']:<9} {c['id']}  rows {rows}{detail}")
     counts = info.get("counts", {})
     typer.echo(
         ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no configurations"

@@ -8,7 +8,7 @@ leaks the future into the past.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,8 @@ from engine.backend import Backend, PathArrays
 from engine.config import LabelConfig
 from engine.data import Bars, ColumnMap
 from engine.device import resolve_device
-from engine.output import assemble, select_columns
+from engine.fine import FinePath, check_covers, settle
+from engine.output import assemble, empty_table, select_columns
 from engine.prepare import EventPlan, plan_events
 
 log = logging.getLogger(__name__)
@@ -30,20 +31,21 @@ DEFAULT_CHUNK_EVENTS = 1 << 20
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """One finished chunk of a configuration's labels."""
+class ChunkResult:
+    """One labelled chunk of a configuration, and what the finer path settled."""
 
-    index: int
-    count: int  # chunks in this configuration
     table: pa.Table
-    events: int  # events labelled in this chunk
+    settled: int = 0  # ambiguous rows re-decided by the finer path
+    unsettled: int = 0  # ambiguous rows the finer path could not decide
 
 
 class Labeler:
     """A path loaded on a device, ready to label any number of configurations.
 
     Loading builds the block tables and moves the path to the device once;
-    every configuration then reuses it.
+    every configuration then reuses it. ``events`` are candidate bar indexes
+    (every bar by default); ``fine`` is a finer path that re-decides ambiguous
+    bars.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Labeler:
         float64: bool = False,
         columns: Sequence[str] | None = None,
         chunk_events: int = DEFAULT_CHUNK_EVENTS,
+        fine: FinePath | None = None,
     ) -> None:
         if chunk_events < 1:
             raise ValueError(f"chunk_events must be >= 1, got {chunk_events}")
@@ -62,47 +65,63 @@ class Labeler:
         self.backend = backend
         self.events = events
         self.float64 = float64
-        self.columns = select_columns(columns, meta=bars.side is not None)
+        self.wanted = None if columns is None else tuple(columns)
+        select_columns(self.wanted, meta=True)  # refuse unknown names up front
         self.chunk_events = chunk_events
-        self.path = PathArrays.build(bars.t, bars.open, bars.high, bars.low, bars.close)
-        self._handle = backend.load(self.path)
+        self.fine = fine
+        if fine is not None:
+            check_covers(fine, bars)
+        self._handle = None
+
+    def _loaded(self):
+        if self._handle is None:
+            b = self.bars
+            self.path = PathArrays.build(b.t, b.open, b.high, b.low, b.close)
+            self._handle = self.backend.load(self.path)
+        return self._handle
 
     def plan(self, config: LabelConfig) -> EventPlan:
         """The events ``config`` labels on this path."""
         return plan_events(self.bars, config, self.events)
 
     def chunk_count(self, plan: EventPlan) -> int:
+        """Chunks of ``plan``: at least one, so an empty plan still has a file."""
         return max(1, -(-len(plan) // self.chunk_events))
 
-    def label_chunk(self, plan: EventPlan, k: int) -> pa.Table:
+    def chunk_events_of(self, plan: EventPlan, k: int) -> int:
+        """Events in chunk ``k`` of ``plan``."""
+        return max(0, min(self.chunk_events, len(plan) - k * self.chunk_events))
+
+    def columns_of(self, plan: EventPlan) -> tuple[str, ...]:
+        return select_columns(self.wanted, meta=plan.meta)
+
+    def label_chunk(self, plan: EventPlan, k: int) -> ChunkResult:
         """Label chunk ``k`` of a plan (events k*C .. (k+1)*C - 1)."""
         start = k * self.chunk_events
         batch = plan.batch(start, min(start + self.chunk_events, len(plan)))
-        raw = self.backend.label(self._handle, batch)
-        return assemble(
+        columns = self.columns_of(plan)
+        if len(batch) == 0:
+            return ChunkResult(empty_table(self.bars.time_type, self.float64, columns))
+        raw = self.backend.label(self._loaded(), batch)
+        settled = unsettled = 0
+        if self.fine is not None:
+            settled, unsettled = settle(self.fine, self.bars, batch, raw)
+        table = assemble(
             self.bars.t,
             self.bars.time_type,
             batch.events,
             raw,
             float64=self.float64,
-            columns=self.columns,
+            columns=columns,
         )
-
-    def chunks(
-        self, config: LabelConfig, skip: set[int] = frozenset()
-    ) -> Iterator[Chunk]:
-        """Label ``config`` chunk by chunk, leaving out the chunks in ``skip``."""
-        plan = self.plan(config)
-        count = self.chunk_count(plan)
-        for k in range(count):
-            if k in skip:
-                continue
-            table = self.label_chunk(plan, k)
-            yield Chunk(k, count, table, table.num_rows)
+        return ChunkResult(table, settled, unsettled)
 
     def label(self, config: LabelConfig) -> pa.Table:
         """Every label of ``config`` as one table."""
-        tables = [c.table for c in self.chunks(config)]
+        plan = self.plan(config)
+        tables = [
+            self.label_chunk(plan, k).table for k in range(self.chunk_count(plan))
+        ]
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def close(self) -> None:
@@ -119,6 +138,7 @@ def label(
     columns: Sequence[str] | None = None,
     column_map: ColumnMap | None = None,
     events: Sequence[int] | np.ndarray | None = None,
+    fine: Any = None,
 ) -> pa.Table:
     """Compute triple-barrier labels.
 
@@ -142,6 +162,9 @@ def label(
         The input's column names, when they are not the defaults.
     events
         Bar indexes to label (sorted, unique); every bar by default.
+    fine
+        A finer path (ticks or smaller bars, anything ``data`` may be) that
+        re-decides ambiguous bars.
 
     Returns
     -------
@@ -155,7 +178,12 @@ def label(
     bars = _data.bars_from_any(data, column_map or ColumnMap())
     backend = resolve_device(device, threads=threads)
     ev = None if events is None else _check_events(events, bars)
-    labeler = Labeler(bars, backend, events=ev, float64=float64, columns=columns)
+    fine_path = None
+    if fine is not None:
+        fine_path = FinePath.from_any(fine, column_map or ColumnMap(), bars)
+    labeler = Labeler(
+        bars, backend, events=ev, float64=float64, columns=columns, fine=fine_path
+    )
     try:
         if isinstance(configs, LabelConfig):
             return labeler.label(configs)

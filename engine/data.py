@@ -87,6 +87,7 @@ class Bars:
     source: str = "<arrays>"
     side: np.ndarray | None = field(default=None)  # int8, 0 = no event
     columns: ColumnMap = field(default_factory=ColumnMap)
+    min_bars: int = field(default=2, repr=False)  # 1 for a symbol of a universe
 
     def __post_init__(self) -> None:
         validate_bars(self)
@@ -127,6 +128,10 @@ def _fail(message: str, row: int | None = None) -> DataError:
     exc = DataError(message)
     exc.row = row  # type: ignore[attr-defined]
     return exc
+
+
+def _count(k: int) -> str:
+    return {1: "one", 2: "two"}.get(k, str(k))
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -189,8 +194,23 @@ def validate_bars(bars: Bars) -> None:
         raise DataError(
             f"{src}: time_type must be an Arrow timestamp type or int64, not {tt}"
         )
-    if bars.t.shape[0] < 2:
-        raise DataError(f"{src}: needs at least two bars, got {bars.t.shape[0]}")
+    if bars.t.shape[0] < bars.min_bars:
+        raise DataError(
+            f"{src}: needs at least {_count(bars.min_bars)} bars, got {bars.t.shape[0]}"
+        )
+    if bars.side is not None:
+        side = bars.side
+        if not isinstance(side, np.ndarray) or side.dtype != np.int8:
+            raise DataError(f"{src}: Bars.side must be an int8 array")
+        if side.shape != bars.t.shape:
+            raise DataError(f"{src}: Bars.side must have one value per bar")
+        r = _first((side != 1) & (side != -1) & (side != 0))
+        if r is not None:
+            raise _fail(
+                f"{src}: column '{bars.columns.side or 'side'}', row {r}: side "
+                f"{int(side[r])} is not +1, -1 or 0",
+                r,
+            )
 
     # Each candidate is (row, message); the earliest row wins, ties in list order.
     found: list[tuple[int, str]] = []
@@ -257,6 +277,8 @@ class _Plan:
 
     timestamp: str
     prices: tuple[str, str, str, str]  # open, high, low, close; one name if single
+    side: str | None = None
+    symbol: str | None = None
 
     @property
     def single(self) -> bool:
@@ -264,13 +286,17 @@ class _Plan:
 
     @property
     def needed(self) -> list[str]:
-        return list(dict.fromkeys((self.timestamp, *self.prices)))
+        extra = tuple(n for n in (self.side, self.symbol) if n is not None)
+        return list(dict.fromkeys((self.timestamp, *self.prices, *extra)))
 
     def column_map(self) -> ColumnMap:
+        more = {"side": self.side, "symbol": self.symbol}
         if self.single:
-            return ColumnMap(timestamp=self.timestamp, price=self.prices[0])
+            return ColumnMap(timestamp=self.timestamp, price=self.prices[0], **more)
         o, h, l, c = self.prices  # noqa: E741
-        return ColumnMap(timestamp=self.timestamp, open=o, high=h, low=l, close=c)
+        return ColumnMap(
+            timestamp=self.timestamp, open=o, high=h, low=l, close=c, **more
+        )
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -279,6 +305,18 @@ def _listing(names: Sequence[str]) -> str:
 
 
 def _plan(names: Sequence[str], columns: ColumnMap, source: str) -> _Plan:
+    """Map the ColumnMap onto the available names, with the side and symbol."""
+    plan = _plan_prices(names, columns, source)
+    for role, name in (("side", columns.side), ("symbol", columns.symbol)):
+        if name is not None and name not in set(names):
+            raise DataError(
+                f"{source}: no column '{name}' for the {role} (named in [columns]); "
+                f"the columns are {_listing(list(names))}"
+            )
+    return _Plan(plan.timestamp, plan.prices, columns.side, columns.symbol)
+
+
+def _plan_prices(names: Sequence[str], columns: ColumnMap, source: str) -> _Plan:
     """Map the ColumnMap onto the available names; single price when so mapped.
 
     A single price path (o = h = l = c) is used when ``columns.price`` is set, or
@@ -445,7 +483,10 @@ def _prices(col: pa.ChunkedArray, name: str, source: str) -> np.ndarray:
 
 
 def bars_from_table(
-    table: pa.Table, columns: ColumnMap = ColumnMap(), source: str = "<table>"
+    table: pa.Table,
+    columns: ColumnMap = ColumnMap(),
+    source: str = "<table>",
+    min_bars: int = 2,
 ) -> Bars:
     """Build validated :class:`Bars` from an Arrow table.
 
@@ -471,9 +512,20 @@ def bars_from_table(
         it carries offsets). Integer and decimal prices become float64.
     """
     plan = _plan(table.column_names, columns, source)
-    if table.num_rows < 2:
-        raise DataError(f"{source}: needs at least two bars, got {table.num_rows}")
-    cols = {name: _decoded(table.column(name)) for name in plan.needed}
+    if table.num_rows < min_bars:
+        raise DataError(
+            f"{source}: needs at least {_count(min_bars)} bars, got {table.num_rows}"
+        )
+    side = (
+        None
+        if plan.side is None
+        else _sides(table.column(plan.side), plan.side, source)
+    )
+    cols = {
+        name: _decoded(table.column(name))
+        for name in plan.needed
+        if name not in (plan.side, plan.symbol)
+    }
 
     ts = plan.timestamp
     typ = cols[ts].type
@@ -518,8 +570,29 @@ def bars_from_table(
         close=c,
         time_type=time_type,
         source=source,
+        side=side,
         columns=plan.column_map(),
+        min_bars=min_bars,
     )
+
+
+def _sides(col: pa.ChunkedArray, name: str, source: str) -> np.ndarray:
+    """A side column as int8: +1 long, -1 short, 0 (or null) no event there."""
+    typ = col.type
+    if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
+        raise DataError(
+            f"{source}: column '{name}' has type {typ}; a side column holds +1, -1, "
+            "0 or null"
+        )
+    values = _to_numpy(col.fill_null(0), np.float64)
+    r = _first((values != 1) & (values != -1) & (values != 0))
+    if r is not None:
+        raise _fail(
+            f"{source}: column '{name}', row {r}: side {float(values[r]):g} is not "
+            "+1, -1, 0 or null",
+            r,
+        )
+    return values.astype(np.int8)
 
 
 def bars_from_arrays(
@@ -745,7 +818,116 @@ def load_bars(path: str | os.PathLike[str], columns: ColumnMap = ColumnMap()) ->
         kind = _sniff(path)
     reader = {"parquet": _read_parquet, "ipc": _read_ipc, "csv": _read_csv}[kind]
     table, plan = reader(path, columns)
+    if columns.symbol is not None:
+        raise DataError(
+            f"{source}: has a symbol column '{columns.symbol}'; load it with "
+            "load_universe, which labels each symbol on its own path"
+        )
     return bars_from_table(table, plan.column_map(), source)
+
+
+def read_table(path: str | os.PathLike[str], columns: ColumnMap) -> pa.Table:
+    """The needed columns of one bars file as an Arrow table (not yet validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    name = path.name.lower()
+    if name.endswith(_PARQUET):
+        kind = "parquet"
+    elif name.endswith(_IPC):
+        kind = "ipc"
+    elif _CSV.search(name):
+        kind = "csv"
+    else:
+        kind = _sniff(path)
+    reader = {"parquet": _read_parquet, "ipc": _read_ipc, "csv": _read_csv}[kind]
+    return reader(path, columns)[0]
+
+
+def load_universe(
+    path: str | os.PathLike[str],
+    columns: ColumnMap = ColumnMap(),
+    per_file: bool = False,
+) -> list[tuple[str, Bars]]:
+    """Read several symbols' paths: one validated :class:`Bars` per symbol.
+
+    With ``per_file``, ``path`` is a folder holding one bars file per symbol,
+    named by the file's name without its extension. Otherwise ``path`` is one
+    file whose ``columns.symbol`` column names each row's symbol. A symbol may
+    have a single bar (its windows are empty). Returns (symbol, bars) pairs
+    sorted by symbol.
+    """
+    path = Path(path)
+    if per_file:
+        if not path.is_dir():
+            raise DataError(f"{path}: a universe of one file per symbol is a folder")
+        files = sorted(
+            p for p in path.iterdir()
+            if p.is_file() and not p.name.startswith((".", "_"))
+        )  # fmt: skip
+        if not files:
+            raise DataError(f"{path}: the folder holds no files")
+        out = []
+        seen: dict[str, Path] = {}
+        for file in files:
+            symbol = file.name.split(".")[0]
+            if symbol in seen:
+                raise DataError(
+                    f"{path}: files {seen[symbol].name} and {file.name} both name "
+                    f"symbol '{symbol}'"
+                )
+            seen[symbol] = file
+            table = read_table(file, columns)
+            out.append((symbol, bars_from_table(table, columns, str(file), 1)))
+        return out
+    if columns.symbol is None:
+        raise DataError(
+            f'{path}: a universe needs a symbol column (symbol = "..." in the '
+            "grid's [columns]) or one file per symbol"
+        )
+    table = read_table(path, columns)
+    return split_symbols(table, columns, str(path))
+
+
+def split_symbols(
+    table: pa.Table, columns: ColumnMap, source: str
+) -> list[tuple[str, Bars]]:
+    """Split a table with a symbol column into one validated path per symbol.
+
+    Rows keep their order within each symbol; errors name the row of ``table``.
+    """
+    name = columns.symbol
+    if name is None or name not in table.column_names:
+        raise DataError(
+            f"{source}: no symbol column '{name}'; the columns are "
+            f"{_listing(table.column_names)}"
+        )
+    col = table.column(name)
+    if col.null_count:
+        r = pc.index(pc.is_null(col), True).as_py()
+        raise _fail(f"{source}: column '{name}', row {r}: symbol is null", r)
+    symbols = col.cast(pa.string()).combine_chunks()
+    encoded = pc.dictionary_encode(symbols)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    names = encoded.dictionary.to_pylist()
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    rest = ColumnMap(**{**columns.__dict__, "symbol": None})
+    out = []
+    for code in np.argsort(np.array(names, dtype=object)):
+        rows = order[bounds[code] : bounds[code + 1]]
+        sub = table.take(pa.array(rows)).drop_columns([name])
+        label = f"{source} [symbol {names[code]}]"
+        try:
+            bars = bars_from_table(sub, rest, label, min_bars=1)
+        except DataError as exc:
+            row = getattr(exc, "row", None)
+            if row is None:
+                raise
+            at = int(rows[row])
+            raise _fail(f"{exc} (row {at} of {source})", at) from None
+        out.append((str(names[code]), bars))
+    return out
 
 
 def _sniff(path: Path) -> str:

@@ -31,6 +31,7 @@ class EventPlan:
     target_first: bool
     next_open: bool
     skipped: int = 0  # candidate events that produce no row under this config
+    meta: bool = False  # the input has a side column: add the meta_label column
 
     def __len__(self) -> int:
         return int(self.events.shape[0])
@@ -111,6 +112,7 @@ def plan_events(
         target_first=config.ambiguity == "target_first",
         next_open=config.entry == "next_open",
         skipped=candidates - int(events.shape[0]),
+        meta=bars.side is not None,
     )
 
 

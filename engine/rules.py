@@ -111,6 +111,14 @@ def window_end(t, i, n, horizon_bars, horizon_ticks):
 
 
 @njit(inline="always")
+def entry_price(o, c, i, next_open):
+    """e: the close of bar i, or the open of bar i+1 with ``next_open``."""
+    if next_open:
+        return o[i + 1]
+    return c[i]
+
+
+@njit(inline="always")
 def _skip(bh, bl, side, need_t, need_s, target_price, stop_price):
     """Whether a block may be passed: it touches no barrier still searched for."""
     if need_t and touches_target(bh, bl, side, target_price):
@@ -179,6 +187,14 @@ def first_touches(high, low, b1, b2, b3, start, end, side, target_price, stop_pr
     return first_t, first_s, hi, lo
 
 
+@njit(inline="always")
+def barrier_prices(e, side, target, stop):
+    """The target and stop prices of an entry at ``e`` (the contract's table)."""
+    if side > 0:
+        return e * (1.0 + target), e * (1.0 - stop)
+    return e * (1.0 - target), e * (1.0 + stop)
+
+
 @njit
 def label_one(
     t, o, h, l, c, b1, b2, b3, i, side, target, stop,
@@ -198,17 +214,29 @@ def label_one(
         e = o[i + 1]
     else:
         e = c[i]
-    if side > 0:
-        target_price = e * (1.0 + target)
-        stop_price = e * (1.0 - stop)
-    else:
-        target_price = e * (1.0 - target)
-        stop_price = e * (1.0 + stop)
+    target_price, stop_price = barrier_prices(e, side, target, stop)
 
     first_t, first_s, hi, lo = first_touches(
         h, l, b1, b2, b3, i + 1, end, side, target_price, stop_price
     )
 
+    settle(
+        o, c, i, side, e, target_price, stop_price, end, past_data, first_t,
+        first_s, hi, lo, target_first, k, out_i, out_f, out_b,
+    )  # fmt: skip
+
+
+@njit(inline="always")
+def settle(
+    o, c, i, side, e, target_price, stop_price, end, past_data, first_t, first_s,
+    hi, lo, target_first, k, out_i, out_f, out_b,
+):  # fmt: skip
+    """From the first touches and the extremes to the event's output column.
+
+    ``first_t`` and ``first_s`` are the first touches in the window (-1 for
+    none); ``hi`` and ``lo`` the highest high and lowest low of bars i+1 up to
+    the exit (unused when the window is empty). Writes column ``k``.
+    """
     ambiguous = False
     if first_t < 0 and first_s < 0:
         label = 0

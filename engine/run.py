@@ -28,7 +28,10 @@ from engine.api import DEFAULT_CHUNK_EVENTS, Labeler
 from engine.config import Grid, LabelConfig
 from engine.data import Bars
 from engine.device import resolve_device
-from engine.errors import LabelerError
+from engine.errors import DataError, LabelerError
+from engine.events import cusum_events, events_at_times
+from engine.fine import FinePath
+from engine.prepare import EventPlan
 from engine.store import PartInfo, Store, fingerprint_arrays
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class ConfigResult:
     ambiguous: int
     truncated: int
     skipped: int
+    settled: int = 0  # ambiguous rows re-decided by the finer path
 
 
 @dataclass
@@ -60,8 +64,11 @@ class RunSummary:
     fallback_reason: str | None
     fingerprint: str
     bars: int
+    symbols: int = 0  # 0 for a single path
+    events: int = 0  # candidate events over all paths
     configs: list[ConfigResult] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    fine: bool = False
 
     @property
     def rows(self) -> int:
@@ -100,6 +107,78 @@ class Progress:
         """The run is over."""
 
 
+@dataclass(frozen=True)
+class Source:
+    """What a run labels: one path, or a universe of named paths, and its events.
+
+    ``paths`` holds (symbol, bars) pairs; the symbol is ``None`` for a single
+    path. ``events`` are bar indexes (single path only); ``event_times`` are
+    event times in ticks of the bars' clock, applied to every path (an array)
+    or per symbol (a dict); ``cusum`` selects events with the CUSUM filter.
+    ``fine`` is a finer path for a single path's ambiguous bars.
+    """
+
+    paths: tuple[tuple[str | None, Bars], ...]
+    events: np.ndarray | None = None
+    event_times: np.ndarray | dict[str, np.ndarray] | None = None
+    event_source: str = "<events>"
+    cusum: float | None = None
+    fine: FinePath | None = None
+
+    @classmethod
+    def of(cls, data: Bars | Sequence[tuple[str, Bars]] | Source, **kw) -> Source:
+        if isinstance(data, Source):
+            return data
+        if isinstance(data, Bars):
+            return cls(((None, data),), **kw)
+        paths = tuple((str(sym), bars) for sym, bars in data)
+        if not paths:
+            raise DataError("the universe holds no symbols")
+        if kw.get("events") is not None:
+            raise DataError("bar-index events need a single path, not a universe")
+        if kw.get("fine") is not None:
+            raise DataError(
+                "a finer path resolves one series; label each symbol on its own "
+                "to use --fine with a universe"
+            )
+        return cls(paths, **kw)
+
+    @property
+    def universe(self) -> bool:
+        return self.paths[0][0] is not None
+
+    def events_of(self, symbol: str | None, bars: Bars) -> np.ndarray | None:
+        """Candidate events of one path, or None for every bar."""
+        chosen = None
+        if self.events is not None:
+            chosen = self.events
+        elif self.event_times is not None:
+            times = self.event_times
+            if isinstance(times, dict):
+                times = times.get(symbol, np.empty(0, dtype=np.int64))
+            where = self.event_source + (f" [symbol {symbol}]" if symbol else "")
+            chosen = events_at_times(bars, times, where)
+        if self.cusum is not None:
+            flagged = cusum_events(bars.close, self.cusum)
+            chosen = flagged if chosen is None else np.intersect1d(chosen, flagged)
+        return chosen
+
+    def fingerprint(self, events: list[np.ndarray | None]) -> str:
+        """A hash of everything that decides the rows: paths, events, finer path."""
+        arrays: list[Any] = []
+        names = []
+        for (symbol, bars), ev in zip(self.paths, events, strict=True):
+            arrays += [bars.t, bars.open, bars.high, bars.low, bars.close, bars.side]
+            arrays.append(ev)
+            names.append([symbol, str(bars.time_type)])
+        if self.fine is not None:
+            f = self.fine
+            arrays += [f.t, f.open, f.high, f.low]
+        return fingerprint_arrays(
+            arrays, extra={"paths": names, "fine": self.fine is not None}
+        )
+
+
 def cache_key(fingerprint: str, config: LabelConfig, options: dict[str, Any]) -> str:
     """The cache key of one configuration's output: data, parameters, semantics.
 
@@ -116,15 +195,12 @@ def cache_key(fingerprint: str, config: LabelConfig, options: dict[str, Any]) ->
 
 
 def data_fingerprint(bars: Bars, events: np.ndarray | None = None) -> str:
-    """A hash of the data as used: the validated columns, not file names."""
-    return fingerprint_arrays(
-        [bars.t, bars.open, bars.high, bars.low, bars.close, bars.side, events],
-        extra={"time_type": str(bars.time_type)},
-    )
+    """A hash of one path as used (the validated columns, not file names)."""
+    return Source.of(bars).fingerprint([events])
 
 
 def run(
-    bars: Bars,
+    data: Bars | Sequence[tuple[str, Bars]] | Source,
     grid: Grid,
     out_dir: str | Path,
     *,
@@ -140,35 +216,68 @@ def run(
     parquet_options: dict[str, Any] | None = None,
     read_seconds: float = 0.0,
 ) -> RunSummary:
-    """Label ``bars`` with every configuration of ``grid`` into ``out_dir``.
+    """Label every configuration of ``grid`` into ``out_dir``.
 
-    Complete configurations with the same cache key are reused; partial ones
-    resume from their last written chunk. When ``stop`` is set, the run stops
-    after the chunk in flight is written and raises :class:`Interrupted`.
-    Returns a :class:`RunSummary`.
+    ``data`` is one path (:class:`Bars`), a universe of (symbol, bars) pairs,
+    or a :class:`Source` with its events and finer path. Complete
+    configurations with the same cache key are reused; partial ones resume
+    from their last written chunk. When ``stop`` is set, the run stops after
+    the chunk in flight is written and raises :class:`Interrupted`.
     """
+    cusum = grid.cusum
+    source = (
+        Source.of(data, events=events, cusum=cusum)
+        if not isinstance(data, Source)
+        else data
+    )
+    if cusum is not None and source.cusum is None:
+        source = Source(**{**source.__dict__, "cusum": cusum})
     progress = progress or Progress()
     clock = time.perf_counter()
     backend = resolve_device(device, threads=threads)
-    fp = data_fingerprint(bars, events)
+    timing = {"read": read_seconds, "prepare": 0.0, "compute": 0.0, "write": 0.0}
+
+    t0 = time.perf_counter()
+    labelers: list[tuple[str | None, Labeler]] = []
+    path_events = []
+    for symbol, bars in source.paths:
+        ev = source.events_of(symbol, bars)
+        path_events.append(ev)
+        labelers.append((symbol, Labeler(
+            bars, backend, events=ev, float64=float64, columns=columns,
+            chunk_events=chunk_events, fine=source.fine,
+        )))  # fmt: skip
+    fp = source.fingerprint(path_events)
+    timing["prepare"] += time.perf_counter() - t0
+
     options = {
         "float64": float64,
         "columns": list(columns) if columns else None,
         "chunk_events": chunk_events,
     }
+    n_bars = sum(b.n for _, b in source.paths)
+    n_events = sum(
+        b.n if ev is None else len(ev)
+        for (_, b), ev in zip(source.paths, path_events, strict=True)
+    )
     summary = RunSummary(
         out_dir=Path(out_dir),
         device=backend.describe(),
         fallback_reason=getattr(backend, "fallback_reason", None),
         fingerprint=fp,
-        bars=bars.n,
+        bars=n_bars,
+        symbols=len(source.paths) if source.universe else 0,
+        events=n_events,
+        fine=source.fine is not None,
     )
-    data_info = {
-        "source": bars.source,
-        "bars": bars.n,
-        "time_type": str(bars.time_type),
+    first = source.paths[0][1]
+    data_info: dict[str, Any] = {
+        "source": first.source if not source.universe else "<universe>",
+        "bars": n_bars,
+        "time_type": str(first.time_type),
     }
-    timing = {"read": read_seconds, "prepare": 0.0, "compute": 0.0, "write": 0.0}
+    if source.universe:
+        data_info["symbols"] = [s for s, _ in source.paths]
 
     with Store(
         out_dir,
@@ -179,35 +288,19 @@ def run(
         wait=wait,
         parquet_options=parquet_options,
     ) as store:
-        t0 = time.perf_counter()
-        labeler = Labeler(
-            bars,
-            backend,
-            events=events,
-            float64=float64,
-            columns=columns,
-            chunk_events=chunk_events,
-        )
-        timing["prepare"] += time.perf_counter() - t0
-        progress.start(len(grid.configs), len(events) if events is not None else bars.n)
+        progress.start(len(grid.configs), n_events)
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labeler-write")
         try:
             for config in grid.configs:
+                key = cache_key(fp, config, options)
                 result = _one_config(
-                    labeler,
-                    store,
-                    writer,
-                    config,
-                    cache_key(fp, config, options),
-                    progress,
-                    stop,
-                    timing,
+                    labelers, store, writer, config, key, progress, stop, timing
                 )
                 summary.configs.append(result)
                 progress.config_done(result)
         finally:
             writer.shutdown(wait=True)
-            labeler.close()
+            backend.close()
 
     timing["total"] = time.perf_counter() - clock + read_seconds
     summary.seconds = timing
@@ -215,32 +308,47 @@ def run(
     return summary
 
 
-def _one_config(labeler, store, writer, config, key, progress, stop, timing):
+@dataclass(frozen=True)
+class _Unit:
+    """One chunk of a configuration: which path, which plan, which local chunk."""
+
+    symbol: str | None
+    labeler: Labeler
+    plan: EventPlan
+    local: int
+
+
+def _one_config(labelers, store, writer, config, key, progress, stop, timing):
     describe = config.describe()
     state = store.plan(config.id, describe, key)
     t0 = time.perf_counter()
-    plan = labeler.plan(config)
+    units: list[_Unit] = []
+    skipped = 0
+    events = 0
+    for symbol, labeler in labelers:
+        plan = labeler.plan(config)
+        skipped += plan.skipped
+        events += len(plan)
+        units += [
+            _Unit(symbol, labeler, plan, k) for k in range(labeler.chunk_count(plan))
+        ]
     timing["prepare"] += time.perf_counter() - t0
     if state.status == "complete":
         stats = (store.entry(config.id) or {}).get("stats", {})
-        result = ConfigResult(
-            config.id,
-            "reused",
-            state.rows,
-            stats.get("labels", {}),
-            stats.get("ambiguous", 0),
-            stats.get("truncated", 0),
-            plan.skipped,
-        )
-        progress.config_start(config, len(plan), len(plan), "reused")
-        return result
+        progress.config_start(config, events, events, "reused")
+        return ConfigResult(
+            config.id, "reused", state.rows, stats.get("labels", {}),
+            stats.get("ambiguous", 0), stats.get("truncated", 0), skipped,
+            stats.get("settled", 0),
+        )  # fmt: skip
 
-    count = labeler.chunk_count(plan)
+    count = len(units)
     done_events = sum(
-        min(labeler.chunk_events, len(plan) - k * labeler.chunk_events)
-        for k in state.done
+        u.labeler.chunk_events_of(u.plan, u.local)
+        for k, u in enumerate(units)
+        if k in state.done
     )
-    progress.config_start(config, len(plan), done_events, state.status)
+    progress.config_start(config, events, done_events, state.status)
     parts: dict[int, PartInfo] = dict(state.done)
     pending: Future | None = None
     stats = _Stats()
@@ -258,17 +366,21 @@ def _one_config(labeler, store, writer, config, key, progress, stop, timing):
             pending = None
 
     try:
-        for k in range(count):
+        for k, unit in enumerate(units):
             if k in parts:
                 continue
             if stop is not None and stop.is_set():
                 break
             t1 = time.perf_counter()
-            table = labeler.label_chunk(plan, k)
+            chunk = unit.labeler.label_chunk(unit.plan, unit.local)
             timing["compute"] += time.perf_counter() - t1
-            stats.add(table)
+            stats.add(chunk.table, chunk.settled)
             finish_pending()
-            pending = writer.submit(_write, store, config.id, key, k, table)
+            subdir = None if unit.symbol is None else f"symbol={unit.symbol}"
+            pending = writer.submit(
+                _write, store, config.id, key, k, chunk.table, subdir,
+                unit.labeler.chunk_events_of(unit.plan, unit.local),
+            )  # fmt: skip
         finish_pending()
     finally:
         if pending is not None:  # an error or an interrupt: still save the chunk
@@ -294,12 +406,13 @@ def _one_config(labeler, store, writer, config, key, progress, stop, timing):
         stats.labels(),
         stats.ambiguous,
         stats.truncated,
-        plan.skipped,
+        skipped,
+        stats.settled,
     )
 
 
-def _write(store: Store, config_id: str, key: str, k: int, table) -> tuple:
-    return store.write_part(config_id, key, k, table), table.num_rows
+def _write(store, config_id, key, k, table, subdir, events) -> tuple:
+    return store.write_part(config_id, key, k, table, subdir), events
 
 
 class _Stats:
@@ -309,8 +422,10 @@ class _Stats:
         self.counts = np.zeros(3, dtype=np.int64)
         self.ambiguous = 0
         self.truncated = 0
+        self.settled = 0
 
-    def add(self, table) -> None:
+    def add(self, table, settled: int = 0) -> None:
+        self.settled += settled
         names = table.column_names
         if "label" in names:
             label = table.column("label").to_numpy()
@@ -342,4 +457,5 @@ class _Stats:
             "labels": self.labels(),
             "ambiguous": self.ambiguous,
             "truncated": self.truncated,
+            "settled": self.settled,
         }

@@ -62,6 +62,7 @@ DEFAULT_PARQUET = {"compression": "zstd"}
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _PART = re.compile(r"^part-(\d+)\.parquet$")
+_SUBDIR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^/\\.][^/\\]{0,199}$")
 _TEMP = re.compile(r"^\..+\.tmp-\d+$")
 _HASH_SLICE = 1 << 24
 _HOST = socket.gethostname()
@@ -557,19 +558,31 @@ class Store:
 
     # -- writing --------------------------------------------------------------
 
-    def write_part(self, config_id: str, key: str, k: int, table: pa.Table) -> PartInfo:
+    def write_part(
+        self,
+        config_id: str,
+        key: str,
+        k: int,
+        table: pa.Table,
+        subdir: str | None = None,
+    ) -> PartInfo:
         """Write chunk ``k`` durably and record it in the progress record.
 
         The table goes to ``part-<k>.parquet`` through a dot-prefixed temporary
-        file in the same folder. A failure removes the temporary file and
-        raises :class:`OutputError` naming the file; the chunk is then not
-        recorded.
+        file in the same folder: the configuration's folder, or its
+        ``subdir`` (a Hive partition such as ``symbol=AAPL``). A failure
+        removes the temporary file and raises :class:`OutputError` naming the
+        file; the chunk is then not recorded.
         """
         self._check_planned(config_id, key)
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise ValueError(f"chunk number must be an int >= 0, got {k!r}")
         self._check_lock()
         folder = self.config_dir(config_id)
+        if subdir is not None:
+            if not _SUBDIR.match(subdir):
+                raise ValueError(f"{subdir!r} is not a partition folder name")
+            folder = folder / subdir
         name = f"part-{k}.parquet"
         final = folder / name
         tmp = folder / f".{name}.tmp-{os.getpid()}"
@@ -776,6 +789,10 @@ class Store:
         for child in folder.iterdir():
             if child.name in keep:
                 continue
+            inner = {k.split("/", 1)[1] for k in keep if k.startswith(child.name + "/")}
+            if inner and child.is_dir() and not child.is_symlink():
+                self._remove_unlisted(child, inner)
+                continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
@@ -908,8 +925,12 @@ def _status_of_entry(
         problem = _check_part(folder, p, checksum=checksums)
         if problem is not None:
             return {**row, "status": "damaged", "detail": problem}
-    listed = {PurePosixPath(p.file).name for p in parts}
-    extra = sorted(f.name for f in _part_files(folder) if f.name not in listed)
+    listed = _names(parts)
+    extra = sorted(
+        f.relative_to(folder).as_posix()
+        for f in _part_files(folder)
+        if f.relative_to(folder).as_posix() not in listed
+    )
     if extra:
         return {
             **row,
@@ -973,7 +994,7 @@ def _check_id(config_id: str) -> None:
 
 def _check_part(folder: Path, part: PartInfo, *, checksum: bool) -> str | None:
     """Why ``part`` is not intact in ``folder``, or None when it is."""
-    path = folder / PurePosixPath(part.file).name
+    path = folder / _inside(part)
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -988,8 +1009,13 @@ def _check_part(folder: Path, part: PartInfo, *, checksum: bool) -> str | None:
     return None
 
 
+def _inside(part: PartInfo) -> str:
+    """A part's path inside its configuration's folder (labels/config=<id>/...)."""
+    return PurePosixPath(*PurePosixPath(part.file).parts[2:]).as_posix()
+
+
 def _names(parts: Iterable[PartInfo]) -> set[str]:
-    return {PurePosixPath(p.file).name for p in parts}
+    return {_inside(p) for p in parts}
 
 
 def _part_files(folder: Path) -> Iterator[Path]:
@@ -997,6 +1023,8 @@ def _part_files(folder: Path) -> Iterator[Path]:
         for child in folder.iterdir():
             if _PART.match(child.name):
                 yield child
+            elif child.is_dir() and _SUBDIR.match(child.name):
+                yield from _part_files(child)
 
 
 def _config_folders(labels: Path) -> Iterator[str]:
