@@ -39,9 +39,10 @@ def event_ticks(
 ) -> np.ndarray:
     """Event times from an Arrow column, as ticks of the bars' time unit.
 
-    Timestamps of any unit convert to the bars' unit (instants are compared in
-    UTC when both carry a time zone); integers are taken as ticks of the
-    bars' clock; ISO 8601 text is parsed.
+    Timestamps of any unit convert to the bars' unit. Zoned times compare as
+    instants; naive event times against zoned bars are read as wall-clock
+    times in the bars' zone; zoned events against naive bars are read as UTC.
+    Integers are taken as ticks of the bars' clock; ISO 8601 text is parsed.
     """
     typ = column.type
     target = bars.time_type
@@ -64,12 +65,22 @@ def event_ticks(
                 f"{source}: column '{name}' holds timestamps but the bars' clock "
                 f"is {target}; give event times as {target} too"
             )
-        if (typ.tz is None) != (target.tz is None):
-            # A naive clock against a zoned one: compare the wall-clock ticks.
-            column = column.cast(pa.int64())
-            unit = typ.unit
-            values = column.to_numpy()
-            return _rescale(values, unit, target.unit)
+        if typ.tz is None and target.tz is not None:
+            # Naive event times are wall-clock times in the bars' time zone.
+            import pyarrow.compute as pc
+
+            try:
+                column = pc.assume_timezone(
+                    column, target.tz, ambiguous="earliest", nonexistent="earliest"
+                )
+            except pa.ArrowInvalid as exc:
+                raise DataError(
+                    f"{source}: column '{name}': cannot place event times in "
+                    f"{target.tz}: {exc}"
+                ) from None
+        elif typ.tz is not None and target.tz is None:
+            # Zoned event times against a naive clock: both are taken as UTC.
+            column = column.cast(pa.timestamp(typ.unit))
         try:
             column = column.cast(pa.timestamp(target.unit, target.tz))
         except pa.ArrowInvalid as exc:
@@ -84,15 +95,6 @@ def event_ticks(
         f"{source}: column '{name}' has type {typ}; event times must be timestamps, "
         "integers (the bars' ticks) or ISO 8601 text"
     )
-
-
-_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
-
-
-def _rescale(values: np.ndarray, unit: str, target: str) -> np.ndarray:
-    a, b = _PER_SECOND[unit], _PER_SECOND[target]
-    values = values.astype(np.int64)
-    return values * (b // a) if b >= a else values // (a // b)
 
 
 def _show(ticks: int, time_type: pa.DataType) -> str:
