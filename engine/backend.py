@@ -63,6 +63,9 @@ class PathArrays:
 class EventBatch:
     """Events to label against one path with one configuration's rules.
 
+    ``events`` are strictly increasing bar indexes (the CPU kernels rely on
+    it; the CUDA kernel does not).
+
     ``sides``, ``targets`` and ``stops`` hold one value per event, or a single
     value shared by every event. Targets and stops are fractions of the entry
     price. ``horizon_bars`` > 0 selects a bar horizon, otherwise

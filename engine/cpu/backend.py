@@ -6,6 +6,7 @@ import logging
 import os
 
 import numba
+import numpy as np
 
 from engine.backend import EventBatch, PathArrays, RawLabels
 from engine.cpu import kernels
@@ -38,6 +39,9 @@ class CpuBackend:
 
     def label(self, handle: PathArrays, batch: EventBatch) -> RawLabels:
         p = handle
+        ev = batch.events
+        if ev.shape[0] > 1 and np.any(ev[1:] <= ev[:-1]):
+            raise ValueError("events must be strictly increasing bar indexes")
         out = RawLabels.empty(len(batch))
         args = (
             p.t, p.open, p.high, p.low, p.close, p.blocks1, p.blocks2, p.blocks3,
