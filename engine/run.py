@@ -358,12 +358,14 @@ def _one_config(labelers, store, writer, config, key, progress, stop, timing):
     def finish_pending() -> None:
         nonlocal pending
         if pending is not None:
+            # Taken before waiting: a failed write is raised once, not again
+            # (with a traceback in the log) by the clean-up below.
+            future, pending = pending, None
             t1 = time.perf_counter()
-            info, events_in_chunk = pending.result()
+            info, events_in_chunk = future.result()
             timing["write"] += time.perf_counter() - t1
             parts[info.chunk] = info
             progress.advance(config, events_in_chunk)
-            pending = None
 
     try:
         for k, unit in enumerate(units):
