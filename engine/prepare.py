@@ -65,7 +65,7 @@ def plan_events(
     """
     n = bars.n
     if events is None:
-        events = np.arange(n, dtype=np.int64)
+        events = _every_bar(n)
     candidates = len(events)
     keep = np.ones(len(events), dtype=bool)
 
@@ -93,14 +93,17 @@ def plan_events(
         if config.stop.vol:
             stop = config.stop.value * sigma
 
-    events = events[keep]
+    if not keep.all():
+        events = events[keep]
     sides = (
         side_all[keep].astype(np.int8)
         if side_all is not None
         else np.array([1 if config.side == "long" else -1], dtype=np.int8)
     )
-    target = target if target.shape[0] == 1 else target[keep]
-    stop = stop if stop.shape[0] == 1 else stop[keep]
+    if target.shape[0] > 1 and len(events) < candidates:
+        target = target[keep]
+    if stop.shape[0] > 1 and len(events) < candidates:
+        stop = stop[keep]
     horizon = config.horizon
     return EventPlan(
         events=np.ascontiguousarray(events, dtype=np.int64),
@@ -114,6 +117,20 @@ def plan_events(
         skipped=candidates - int(events.shape[0]),
         meta=bars.side is not None,
     )
+
+
+_EVERY: dict[int, np.ndarray] = {}
+
+
+def _every_bar(n: int) -> np.ndarray:
+    """0..n-1, read-only and shared, so every configuration reuses one array."""
+    found = _EVERY.get(n)
+    if found is None:
+        _EVERY.clear()
+        found = np.arange(n, dtype=np.int64)
+        found.flags.writeable = False
+        _EVERY[n] = found
+    return found
 
 
 def volatility(close: np.ndarray, window: int) -> np.ndarray:
