@@ -4,10 +4,20 @@ Labels look forward in time: each describes what happened after its event.
 Use them as targets, never as features.
 """
 
-from engine.api import Labeler, label
-from engine.config import Grid, LabelConfig, load_grid, parse_grid
-from engine.data import Bars, ColumnMap
-from engine.errors import DataError, DeviceError, GridError, LabelerError, OutputError
+from engine._jitcache import refresh as _refresh_kernel_cache
+
+_refresh_kernel_cache()
+
+from engine.api import Labeler, label  # noqa: E402
+from engine.config import Grid, LabelConfig, load_grid, parse_grid  # noqa: E402
+from engine.data import Bars, ColumnMap  # noqa: E402
+from engine.errors import (  # noqa: E402
+    DataError,
+    DeviceError,
+    GridError,
+    LabelerError,
+    OutputError,
+)
 
 __version__ = "0.1.0"
 

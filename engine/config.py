@@ -12,6 +12,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, fields
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ class Horizon:
 
     text: str | int
     bars: int | None = None
-    seconds: float | None = None
+    seconds: Fraction | None = None  # exact, from the text
 
     @classmethod
     def parse(cls, value: Any, key: str = "horizon") -> Horizon:
@@ -53,7 +54,7 @@ class Horizon:
                     f"grid key '{key}': cannot parse duration {value!r}; use a "
                     'number and a unit s, m, h or d, as in "90m" or "4h"'
                 )
-            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            seconds = Fraction(m.group(1)) * _UNIT_SECONDS[m.group(2)]
             if seconds <= 0:
                 raise GridError(f"grid key '{key}': duration {value!r} must be > 0")
             return cls(text=value.strip(), seconds=seconds)

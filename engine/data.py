@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -109,14 +110,25 @@ class Bars:
         """True when the path has one price column (o = h = l = c)."""
         return self.open is self.high is self.low is self.close
 
-    def ticks(self, seconds: float) -> int:
-        """Convert a duration in seconds to ticks of this path's time unit."""
+    def ticks(self, seconds: Fraction | float) -> int:
+        """Convert a duration in seconds to ticks of this path's time unit.
+
+        The window t[j] <= t[i] + D is compared exactly, so a duration that is
+        not a whole number of ticks is refused rather than rounded.
+        """
         if not pa.types.is_timestamp(self.time_type):
             raise DataError(
                 f"{self.source}: a duration horizon needs a timestamp column; "
                 f"this one is {self.time_type}"
             )
-        return int(round(seconds * _TICKS_PER_SECOND[self.time_type.unit]))
+        unit = self.time_type.unit
+        ticks = Fraction(seconds) * _TICKS_PER_SECOND[unit]
+        if ticks.denominator != 1:
+            raise DataError(
+                f"{self.source}: a duration of {float(seconds):g} s is not a whole "
+                f"number of the timestamps' unit ({unit}); use a multiple of 1 {unit}"
+            )
+        return int(ticks)
 
 
 # --------------------------------------------------------------------------

@@ -119,3 +119,22 @@ def test_grid_file_errors_name_the_file(tmp_path):
     path.write_text('[grid]\nside = "long"\ntarget = 0.01\nstop = 0.01\n')
     with pytest.raises(GridError, match=r"bad.toml: missing required grid key"):
         load_grid(path)
+
+
+def test_durations_are_exact_and_never_rounded():
+    import numpy as np
+
+    from engine import label
+    from engine.errors import DataError
+
+    bars = {
+        "timestamp": np.array([0, 2, 4], dtype="datetime64[s]"),
+        "close": [1.0, 1.0, 1.0],
+    }
+    # 1.5 s on a clock of whole seconds cannot be compared exactly: refused.
+    with pytest.raises(DataError, match="1.5 s is not a whole number .* unit \\(s\\)"):
+        label(bars, LabelConfig("long", 0.01, 0.01, "1.5s"))
+    # 0.1 s is exact in text even though it is not in binary floating point.
+    ms = {**bars, "timestamp": bars["timestamp"].astype("datetime64[ms]")}
+    out = label(ms, LabelConfig("long", 0.01, 0.01, "0.1s"))
+    assert out.column("exit_index").to_pylist() == [0, 1, 2]
