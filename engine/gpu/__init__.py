@@ -34,6 +34,12 @@ def _numba_cuda() -> tuple[Any, str | None]:
     if not hasattr(cuda, "is_available"):
         # numba without numba-cuda ships a stub that cannot compile for CUDA.
         return None, f"numba-cuda is not installed; {INSTALL_HINT}"
+    if not _simulator(cuda):
+        try:
+            importlib.metadata.version("numba-cuda")
+        except importlib.metadata.PackageNotFoundError:
+            # numba's own, deprecated CUDA target is not the one labeler runs on.
+            return None, f"numba-cuda is not installed; {INSTALL_HINT}"
     return cuda, None
 
 
