@@ -203,6 +203,8 @@ def _check_events(events: Sequence[int] | np.ndarray, bars: Bars) -> np.ndarray:
     from engine.errors import DataError
 
     ev = np.asarray(events)
+    if ev.size == 0:
+        return np.empty(0, dtype=np.int64)
     if ev.dtype.kind not in "iu":
         raise DataError(f"events must be bar indexes (integers), got {ev.dtype}")
     ev = ev.astype(np.int64)

@@ -91,17 +91,18 @@ class FinePath:
         """A finer path from a file path, an Arrow table or a DataFrame."""
         if isinstance(obj, FinePath):
             return obj
+        # A finer path has prices and times only: no side, no symbol.
+        cols = ColumnMap(**{**columns.__dict__, "side": None, "symbol": None})
         if isinstance(obj, str | os.PathLike):
-            cols = ColumnMap(**{**columns.__dict__, "side": None, "symbol": None})
             return cls.from_table(data.read_table(obj, cols), cols, bars, str(obj))
         if isinstance(obj, pa.Table):
-            return cls.from_table(obj, columns, bars, "<fine path>")
+            return cls.from_table(obj, cols, bars, "<fine path>")
         module = type(obj).__module__.split(".")[0]
         if module == "pandas":
             table = pa.Table.from_pandas(obj, preserve_index=False)
-            return cls.from_table(table, columns, bars, "<fine path>")
+            return cls.from_table(table, cols, bars, "<fine path>")
         if module == "polars":
-            return cls.from_table(obj.to_arrow(), columns, bars, "<fine path>")
+            return cls.from_table(obj.to_arrow(), cols, bars, "<fine path>")
         raise DataError(
             f"cannot read a finer path from a {module}.{type(obj).__name__}"
         )
