@@ -10,6 +10,7 @@ never prints.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -127,7 +128,10 @@ class Source:
 
     @classmethod
     def of(cls, data: Bars | Sequence[tuple[str, Bars]] | Source, **kw) -> Source:
+        """A source from one path or (symbol, bars) pairs; a Source as it is."""
         if isinstance(data, Source):
+            if kw.get("events") is not None:
+                raise DataError("give events either in the Source or separately")
             return data
         if isinstance(data, Bars):
             return cls(((None, data),), **kw)
@@ -224,14 +228,9 @@ def run(
     from their last written chunk. When ``stop`` is set, the run stops after
     the chunk in flight is written and raises :class:`Interrupted`.
     """
-    cusum = grid.cusum
-    source = (
-        Source.of(data, events=events, cusum=cusum)
-        if not isinstance(data, Source)
-        else data
-    )
-    if cusum is not None and source.cusum is None:
-        source = Source(**{**source.__dict__, "cusum": cusum})
+    source = Source.of(data, events=events)
+    if grid.cusum is not None and source.cusum is None:
+        source = dataclasses.replace(source, cusum=grid.cusum)
     progress = progress or Progress()
     clock = time.perf_counter()
     backend = resolve_device(device, threads=threads)
