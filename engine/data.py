@@ -817,32 +817,24 @@ def load_bars(path: str | os.PathLike[str], columns: ColumnMap = ColumnMap()) ->
     source = str(path)
     if path.is_dir():
         return _load_folder(path, columns)
-    if not path.exists():
-        raise DataError(f"{source}: no such file or folder")
-    name = path.name.lower()
-    if name.endswith(_PARQUET):
-        kind = "parquet"
-    elif name.endswith(_IPC):
-        kind = "ipc"
-    elif _CSV.search(name):
-        kind = "csv"
-    else:
-        kind = _sniff(path)
-    reader = {"parquet": _read_parquet, "ipc": _read_ipc, "csv": _read_csv}[kind]
-    table, plan = reader(path, columns)
     if columns.symbol is not None:
         raise DataError(
             f"{source}: has a symbol column '{columns.symbol}'; load it with "
             "load_universe, which labels each symbol on its own path"
         )
+    table, plan = _read_file(path, columns)
     return bars_from_table(table, plan.column_map(), source)
 
 
 def read_table(path: str | os.PathLike[str], columns: ColumnMap) -> pa.Table:
     """The needed columns of one bars file as an Arrow table (not yet validated)."""
-    path = Path(path)
+    return _read_file(Path(path), columns)[0]
+
+
+def _read_file(path: Path, columns: ColumnMap) -> tuple[pa.Table, _Plan]:
+    """Read one file by its extension (or magic bytes), only the needed columns."""
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: no such file or folder")
     name = path.name.lower()
     if name.endswith(_PARQUET):
         kind = "parquet"
@@ -853,7 +845,7 @@ def read_table(path: str | os.PathLike[str], columns: ColumnMap) -> pa.Table:
     else:
         kind = _sniff(path)
     reader = {"parquet": _read_parquet, "ipc": _read_ipc, "csv": _read_csv}[kind]
-    return reader(path, columns)[0]
+    return reader(path, columns)
 
 
 def load_universe(
