@@ -220,44 +220,47 @@ def label_one(
         h, l, b1, b2, b3, i + 1, end, side, target_price, stop_price
     )
 
-    settle(
-        o, c, i, side, e, target_price, stop_price, end, past_data, first_t,
-        first_s, hi, lo, target_first, k, out_i, out_f, out_b,
+    label, exit_bar, ambiguous = decide(
+        o, side, target_price, stop_price, end, first_t, first_s, target_first
+    )
+    write_row(
+        o, c, i, side, e, target_price, stop_price, end, past_data, label,
+        exit_bar, ambiguous, first_t, first_s, hi, lo, k, out_i, out_f, out_b,
     )  # fmt: skip
 
 
 @njit(inline="always")
-def settle(
-    o, c, i, side, e, target_price, stop_price, end, past_data, first_t, first_s,
-    hi, lo, target_first, k, out_i, out_f, out_b,
-):  # fmt: skip
-    """From the first touches and the extremes to the event's output column.
+def decide(o, side, target_price, stop_price, end, first_t, first_s, target_first):
+    """The label, the exit bar and the ambiguous flag, from the first touches.
 
     ``first_t`` and ``first_s`` are the first touches in the window (-1 for
-    none); ``hi`` and ``lo`` the highest high and lowest low of bars i+1 up to
-    the exit (unused when the window is empty). Writes column ``k``.
+    none) and ``end`` is end(i).
     """
-    ambiguous = False
     if first_t < 0 and first_s < 0:
-        label = 0
-        exit_bar = end
-    elif first_s < 0 or (first_t >= 0 and first_t < first_s):
-        label = 1
-        exit_bar = first_t
-    elif first_t < 0 or first_s < first_t:
-        label = -1
-        exit_bar = first_s
-    else:
-        exit_bar = first_t
-        gap = o[exit_bar]
-        if touches_target(gap, gap, side, target_price):
-            label = 1
-        elif touches_stop(gap, gap, side, stop_price):
-            label = -1
-        else:
-            ambiguous = True
-            label = 1 if target_first else -1
+        return 0, end, False
+    if first_s < 0 or (first_t >= 0 and first_t < first_s):
+        return 1, first_t, False
+    if first_t < 0 or first_s < first_t:
+        return -1, first_s, False
+    # Both first touched on the same bar: an open beyond a barrier came first.
+    gap = o[first_t]
+    if touches_target(gap, gap, side, target_price):
+        return 1, first_t, False
+    if touches_stop(gap, gap, side, stop_price):
+        return -1, first_t, False
+    return (1 if target_first else -1), first_t, True
 
+
+@njit(inline="always")
+def write_row(
+    o, c, i, side, e, target_price, stop_price, end, past_data, label, exit_bar,
+    ambiguous, first_t, first_s, hi, lo, k, out_i, out_f, out_b,
+):  # fmt: skip
+    """Exit price, return and excursions of a decided label, into column ``k``.
+
+    ``hi`` and ``lo`` are the highest high and lowest low of bars i+1 up to
+    the exit (unused when the window is empty).
+    """
     # A gap through the barrier fills at the open, otherwise at the barrier.
     gap = o[exit_bar]
     if label == 1:
