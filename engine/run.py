@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ from engine.prepare import EventPlan
 from engine.store import PartInfo, Store, fingerprint_arrays
 
 log = logging.getLogger(__name__)
+
+
+#: Parquet writes in flight: one writer thread cannot keep up with the kernel
+#: (pyarrow encodes without the GIL; BENCHMARKS.md has the measurements).
+WRITERS = 2
 
 
 class Interrupted(LabelerError):
@@ -288,7 +294,9 @@ def run(
         parquet_options=parquet_options,
     ) as store:
         progress.start(len(grid.configs), n_events)
-        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labeler-write")
+        writer = ThreadPoolExecutor(
+            max_workers=WRITERS, thread_name_prefix="labeler-write"
+        )
         try:
             for config in grid.configs:
                 key = cache_key(fp, config, options)
@@ -349,17 +357,17 @@ def _one_config(labelers, store, writer, config, key, progress, stop, timing):
     )
     progress.config_start(config, events, done_events, state.status)
     parts: dict[int, PartInfo] = dict(state.done)
-    pending: Future | None = None
+    pending: deque[Future] = deque()
     stats = _Stats()
     for part in state.done.values():
         stats.add_part(store.out_dir / part.file)
 
-    def finish_pending() -> None:
-        nonlocal pending
-        if pending is not None:
+    def finish_pending(keep: int = 0) -> None:
+        """Wait for written chunks until at most ``keep`` writes are in flight."""
+        while len(pending) > keep:
             # Taken before waiting: a failed write is raised once, not again
-            # (with a traceback in the log) by the clean-up below.
-            future, pending = pending, None
+            # by the clean-up below.
+            future = pending.popleft()
             t1 = time.perf_counter()
             info, events_in_chunk = future.result()
             timing["write"] += time.perf_counter() - t1
@@ -376,19 +384,21 @@ def _one_config(labelers, store, writer, config, key, progress, stop, timing):
             chunk = unit.labeler.label_chunk(unit.plan, unit.local)
             timing["compute"] += time.perf_counter() - t1
             stats.add(chunk.table, chunk.settled)
-            finish_pending()
+            finish_pending(keep=WRITERS - 1)
             subdir = None if unit.symbol is None else f"symbol={unit.symbol}"
-            pending = writer.submit(
+            pending.append(writer.submit(
                 _write, store, config.id, key, k, chunk.table, subdir,
                 unit.labeler.chunk_events_of(unit.plan, unit.local),
-            )  # fmt: skip
+            ))  # fmt: skip
         finish_pending()
     finally:
-        if pending is not None:  # an error or an interrupt: still save the chunk
+        while pending:  # an error or an interrupt: still save what is in flight
             try:
                 finish_pending()
             except LabelerError:
-                log.exception("writing the last chunk of %s failed", config.id)
+                # The error that stopped the run is already on its way up.
+                log.debug("a chunk of %s in flight failed too", config.id,
+                          exc_info=True)  # fmt: skip
     if len(parts) < count:
         raise Interrupted(
             f"stopped after {len(parts)} of {count} chunks of {config.id}; run "

@@ -25,7 +25,7 @@ from engine.config import Grid, LabelConfig, parse_grid
 from engine.cpu.backend import CpuBackend
 from engine.data import bars_from_table
 from engine.errors import OutputError
-from engine.run import Interrupted, Progress, cache_key, run
+from engine.run import WRITERS, Interrupted, Progress, cache_key, run
 from engine.store import DamagedOutputWarning, read_status
 
 CHUNK = 500
@@ -369,13 +369,15 @@ def test_stop_event_interrupts_and_a_rerun_resumes(
     with pytest.raises(Interrupted, match="run the same command again"):
         _run(bars, grid, out, progress=StopAfterTwo(), stop=stop)
 
-    # The chunk in flight when the stop came (chunk 2) is finished and kept.
-    assert kernel_calls["chunks"] == [0, 1, 2]
+    # The stop comes when chunk 1 is written; the WRITERS chunks computed
+    # meanwhile (chunks 2, 3 with two writers) are finished and kept.
+    kept_chunks = 2 + WRITERS
+    assert kernel_calls["chunks"] == list(range(kept_chunks))
     status = read_status(out, checksums=True)
     assert [(c["id"], c["status"], c["parts"]) for c in status["configs"]] == [
-        (first, "partial", 3)
+        (first, "partial", kept_chunks)
     ]
-    assert status["configs"][0]["rows"] == 3 * CHUNK
+    assert status["configs"][0]["rows"] == kept_chunks * CHUNK
     assert status["lock"] is None
     assert _manifest(out)["configs"] == []
     assert _temps(out) == []
@@ -387,16 +389,18 @@ def test_stop_event_interrupts_and_a_rerun_resumes(
 
     statuses = [c.status for c in summary.configs]
     assert statuses == ["resumed"] + ["computed"] * (len(grid.configs) - 1)
-    assert len(kernel_calls["chunks"]) == chunks * len(grid.configs) - 3
-    assert sorted(kernel_calls["chunks"][: chunks - 3]) == list(range(3, chunks))
+    assert len(kernel_calls["chunks"]) == chunks * len(grid.configs) - kept_chunks
+    assert sorted(kernel_calls["chunks"][: chunks - kept_chunks]) == list(
+        range(kept_chunks, chunks)
+    )
     assert rec.of("config_start")[0] == (
         "config_start",
         first,
         bars.n,
-        3 * CHUNK,
+        kept_chunks * CHUNK,
         "partial",
     )
-    assert rec.advanced[first] == bars.n - 3 * CHUNK
+    assert rec.advanced[first] == bars.n - kept_chunks * CHUNK
     assert summary.configs[0].rows == bars.n
     assert sum(summary.configs[0].labels.values()) == bars.n
     after = _files(out)
@@ -437,7 +441,7 @@ def test_full_disk_is_a_clear_error_and_nothing_is_marked_complete(
 
     def full_disk(table, where, **kwargs):
         calls.append(where)
-        if len(calls) == 3:
+        if "part-2.parquet" in str(where):
             Path(where).write_bytes(b"PAR1" + bytes(64))  # half a file, then full
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(table, where, **kwargs)
@@ -454,8 +458,10 @@ def test_full_disk_is_a_clear_error_and_nothing_is_marked_complete(
     assert _temps(out) == []
     assert not (out / ".labeler" / "lock").exists()
     status = read_status(out, checksums=True)
+    # Chunks 0 and 1 are kept, and so are the chunks already in flight behind
+    # the failed one (chunk 3 with two writers); chunk 2 is not.
     assert [(c["id"], c["status"], c["parts"]) for c in status["configs"]] == [
-        (first, "partial", 2)
+        (first, "partial", 2 + WRITERS - 1)
     ]
 
     monkeypatch.setattr(pq, "write_table", real)
