@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.run import WRITERS
 from engine.store import read_status
 
 pytestmark = pytest.mark.slow
@@ -287,8 +288,11 @@ def test_sigkill_during_a_write_then_resume(
     reached = _wait_for((tmp_path / "hanging").exists, proc)
     _kill(proc)
     assert reached, f"the run ended without the hanging write ({spec})"
-    (left,) = out.glob(pattern)  # the half-written file the kill interrupted
-    assert left.stat().st_size > 0
+    # The half-written file the kill interrupted, and with several writes in
+    # flight (engine.run.WRITERS) perhaps another one still being written.
+    left = list(out.glob(pattern))
+    assert 1 <= len(left) <= WRITERS, left
+    assert any(f.stat().st_size > 0 for f in left)
 
     before = _after_kill(out, small_table.num_rows)
     if spec.startswith("manifest"):
