@@ -104,7 +104,7 @@ def run(
             help="A file of event times (Parquet, Feather or CSV) in a column named "
             "like the bars' timestamp; each event is the last bar at or before its "
             "time. With a universe, a symbol column in it assigns events to "
-            "symbols. Combined with [events] cusum, only bars that both select.",
+            "symbols. Combined with \\[events] cusum, only bars that both select.",
             show_default=False,
         ),
     ] = None,
@@ -121,7 +121,7 @@ def run(
         typer.Option(
             "--universe",
             help="DATA is a folder with one file per symbol, named by the file "
-            "(without extension). A symbol column ([columns] symbol) needs no flag.",
+            "(without extension). A symbol column (\\[columns] symbol) needs no flag.",
         ),
     ] = False,
     quiet: Annotated[
@@ -130,12 +130,12 @@ def run(
 ) -> None:
     """Label bars with every configuration of a grid into an output folder.
 
-    Grid keys ([grid]): side (long, short, or column: each event's side from the
-    side column named in [columns], for meta-labelling), target and stop
+    Grid keys (\\[grid]): side (long, short, or column: each event's side from the
+    side column named in \\[columns], for meta-labelling), target and stop
     (fractions like 0.01, or volatility multiples like "2vol"), horizon (bars,
     or a duration like "4h"), ambiguity (stop_first or target_first), entry
     (close or next_open), vol_window (returns behind "vol" barriers, default
-    100). [events] cusum = h selects events with a CUSUM filter. [columns] maps
+    100). \\[events] cusum = h selects events with a CUSUM filter. \\[columns] maps
     timestamp, open, high, low, close, price, side and symbol.
     """
     from cli.progress import make_progress
