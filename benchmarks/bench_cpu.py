@@ -31,6 +31,7 @@ import numba
 import pyarrow as pa
 
 from benchmarks.common import (
+    add_timing_options,
     assert_same,
     best_of,
     kernel_args,
@@ -80,18 +81,7 @@ def main() -> None:
         default=200_000,
         help="events the plain scan is timed on (it is checked on all of them)",
     )
-    parser.add_argument(
-        "--min-seconds",
-        type=float,
-        default=3.0,
-        help="time each engine measurement for at least this long (best trial)",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=0.0,
-        help="wait up to this many seconds for the machine to fall idle first",
-    )
+    add_timing_options(parser, min_seconds=True)
     opts = parser.parse_args()
     n = opts.bars
     cores = numba.config.NUMBA_NUM_THREADS

@@ -35,7 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import load, machine, random_walk, wait_quiet
+from benchmarks.common import (
+    add_timing_options,
+    load,
+    machine,
+    random_walk,
+    wait_quiet,
+)
 
 SIDES = ("long", "short")
 TARGETS = (0.0025, 0.005, 0.01, 0.02, 0.03)
@@ -285,12 +291,7 @@ def main() -> None:
     parser.add_argument("--chunk-events", type=int, default=1 << 20)
     parser.add_argument("--out", default=None, help="scratch folder (default: tmp)")
     parser.add_argument("--phase", choices=("compute", "e2e"), default=None)
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=0.0,
-        help="wait up to this many seconds for the machine to fall idle first",
-    )
+    add_timing_options(parser)
     opts = parser.parse_args()
 
     if opts.phase == "compute":

@@ -21,7 +21,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.common import load, machine, random_walk, wait_quiet
+from benchmarks.common import (
+    add_timing_options,
+    load,
+    machine,
+    random_walk,
+    wait_quiet,
+)
 
 SMALL = ["label", "ambiguous", "truncated"]  # int8 and bool columns
 SEQUENTIAL = ["event_index", "event_time", "exit_index", "exit_time"]
@@ -116,12 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=0.0,
-        help="wait up to this many seconds for the machine to fall idle first",
-    )
+    add_timing_options(parser)
     opts = parser.parse_args()
     tables = label_tables(opts.rows)
     quiet = wait_quiet(opts.quiet_wait)

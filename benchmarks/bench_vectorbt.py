@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from benchmarks.common import (
+    add_timing_options,
     best_of,
     load,
     machine,
@@ -44,18 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--min-seconds",
-        type=float,
-        default=3.0,
-        help="time each engine measurement for at least this long (best trial)",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=0.0,
-        help="wait up to this many seconds for the machine to fall idle first",
-    )
+    add_timing_options(parser, min_seconds=True)
     opts = parser.parse_args()
     if importlib.util.find_spec("vectorbt") is None:
         print(

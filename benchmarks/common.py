@@ -266,3 +266,20 @@ def load() -> str:
         return f"{os.getloadavg()[0]:.2f}"
     except OSError:
         return "n/a"
+
+
+def add_timing_options(parser, min_seconds: bool = False) -> None:
+    """The options every benchmark takes to cope with a shared, noisy machine."""
+    if min_seconds:
+        parser.add_argument(
+            "--min-seconds",
+            type=float,
+            default=3.0,
+            help="time each engine measurement for at least this long (best trial)",
+        )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="wait up to this many seconds for the machine to fall idle first",
+    )
