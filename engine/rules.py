@@ -1,9 +1,11 @@
 """The rule for one candle, written once for every backend.
 
 These small ``@njit`` functions compute one triple-barrier label exactly as
-``shared/spec/labels.md`` defines it. The CPU kernels (``engine/cpu``) call
-them from compiled loops over events; the CUDA kernel (``engine/gpu``) calls
-the very same functions from one thread per event. Nothing here uses
+``shared/spec/labels.md`` defines it. The CUDA kernel (``engine/gpu``) calls
+:func:`label_one` from one thread per event. The CPU kernels (``engine/cpu``)
+find the touches and extremes of dense events another way, then decide and
+write each row with the same :func:`decide` and :func:`write_row`, and label
+sparse events with :func:`label_one` itself. Nothing here uses
 fastmath: every comparison that decides a label must give the same bits on
 every backend, and no formula below pairs a multiply with an add, so a fused
 multiply-add cannot change a result either.
