@@ -54,6 +54,21 @@ class EventPlan:
         )
 
 
+def check_config(bars: Bars, config: LabelConfig) -> int:
+    """Refuse a configuration that cannot run on ``bars``; cheap, computes nothing.
+
+    Returns the horizon in ticks (0 for a bar horizon). Runs before anything is
+    written, so a refused run leaves no output behind.
+    """
+    if config.side == "column" and bars.side is None:
+        raise DataError(
+            f'{bars.source}: side = "column" needs a side column; name it '
+            'in the grid\'s [columns] table as side = "<column>"'
+        )
+    horizon = config.horizon
+    return 0 if horizon.bars else bars.ticks(horizon.seconds)
+
+
 def plan_events(
     bars: Bars, config: LabelConfig, events: np.ndarray | None = None
 ) -> EventPlan:
@@ -63,6 +78,7 @@ def plan_events(
     bar. Candidates that cannot produce a row under ``config`` are dropped and
     counted in ``skipped``.
     """
+    horizon_ticks = check_config(bars, config)
     n = bars.n
     if events is None:
         events = _every_bar(n)
@@ -73,11 +89,6 @@ def plan_events(
         keep &= events < n - 1  # the last bar has no next open
 
     if config.side == "column":
-        if bars.side is None:
-            raise DataError(
-                f'{bars.source}: side = "column" needs a side column; name it '
-                'in the grid\'s [columns] table as side = "<column>"'
-            )
         side_all = bars.side[events]
         keep &= side_all != 0
     else:
@@ -111,7 +122,7 @@ def plan_events(
         targets=np.ascontiguousarray(target),
         stops=np.ascontiguousarray(stop),
         horizon_bars=horizon.bars or 0,
-        horizon_ticks=0 if horizon.bars else bars.ticks(horizon.seconds),
+        horizon_ticks=horizon_ticks,
         target_first=config.ambiguity == "target_first",
         next_open=config.entry == "next_open",
         skipped=candidates - int(events.shape[0]),

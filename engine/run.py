@@ -33,7 +33,7 @@ from engine.device import resolve_device
 from engine.errors import DataError, LabelerError
 from engine.events import cusum_events, events_at_times
 from engine.fine import FinePath
-from engine.prepare import EventPlan
+from engine.prepare import EventPlan, check_config
 from engine.store import PartInfo, Store, fingerprint_arrays
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,9 @@ def run(
             bars, backend, events=ev, float64=float64, columns=columns,
             chunk_events=chunk_events, fine=source.fine,
         )))  # fmt: skip
+    for _, bars in source.paths:  # refuse before the output folder is touched
+        for config in grid.configs:
+            check_config(bars, config)
     fp = source.fingerprint(path_events)
     timing["prepare"] += time.perf_counter() - t0
 

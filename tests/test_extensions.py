@@ -310,3 +310,18 @@ def test_universe_refuses_index_events_and_fine_paths():
         Source.of(paths, events=np.array([0]))
     with pytest.raises(DataError, match="finer path"):
         Source.of(paths, fine=object())
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"side": "column", "horizon": 2}, "needs a side column"),
+        ({"side": "long", "horizon": "1.5s"}, "not a whole number"),
+    ],
+)
+def test_refused_configurations_write_nothing(grid, message, tmp_path):
+    spec = parse_grid({"grid": {"target": 0.01, "stop": 0.01, **grid}})
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=message):
+        run(bars_from_table(table(FLAT)), spec, out)
+    assert not out.exists()
