@@ -443,8 +443,18 @@ def sample(
     typer.echo(f"wrote {table.num_rows:,} synthetic bars to {path}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Caveats from the engine as one line each, not a source listing."""
+    typer.echo(f"labeler: warning: {message}", err=True)
+
+
 def main() -> None:
     """Entry point of the ``labeler`` console script."""
+    import logging
+    import warnings
+
+    logging.basicConfig(level=logging.WARNING, format="labeler: %(message)s")
+    warnings.showwarning = _show_warning
     try:
         app()
     except BrokenPipeError:  # e.g. `labeler configs | head`
