@@ -888,6 +888,15 @@ def read_status(
             row = _status_of_entry(entries[cid], folder, fp, checksums)
         elif cid in records:
             row = _status_of_record(records[cid], folder, fp, checksums)
+        elif not any(_part_files(folder)):
+            # A run stopped during the first write of this configuration: only
+            # a temporary file (or nothing) is there, and nothing is lost.
+            row = {
+                "status": "partial",
+                "rows": 0,
+                "parts": 0,
+                "detail": "stopped before its first chunk was written",
+            }
         else:
             row = {
                 "status": "stale",

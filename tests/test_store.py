@@ -655,3 +655,18 @@ def test_partinfo_round_trip():
     p = PartInfo("labels/config=a/part-12.parquet", 5, 100, "blake2b:00")
     assert PartInfo.from_json(p.to_json()) == p
     assert p.chunk == 12
+
+
+def test_read_status_of_a_config_stopped_in_its_first_write(tmp_path):
+    out = tmp_path / "out"
+    with _store(out) as store:
+        _compute(store, "a", "k1")
+    folder = out / "labels" / "config=b"
+    folder.mkdir()
+    (folder / ".part-0.parquet.tmp-123").write_bytes(b"PAR1")  # killed mid-write
+    rows = {c["id"]: c for c in read_status(out)["configs"]}
+    assert rows["a"]["status"] == "complete"
+    assert (rows["b"]["status"], rows["b"]["rows"], rows["b"]["parts"]) == (
+        "partial", 0, 0)  # fmt: skip
+    (folder / "part-0.parquet").write_bytes(b"PAR1")  # a part nothing records
+    assert read_status(out)["configs"][1]["status"] == "stale"
