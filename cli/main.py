@@ -151,7 +151,7 @@ def run(
             raise KeyboardInterrupt
         stop.set()
         typer.echo(
-            "labeler: stopping after the chunk in flight (Ctrl-C again to stop "
+            "labeler: stopping after the chunks in flight (Ctrl-C again to stop "
             "now; finished chunks are kept either way)",
             err=True,
         )

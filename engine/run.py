@@ -232,7 +232,7 @@ def run(
     or a :class:`Source` with its events and finer path. Complete
     configurations with the same cache key are reused; partial ones resume
     from their last written chunk. When ``stop`` is set, the run stops after
-    the chunk in flight is written and raises :class:`Interrupted`.
+    the chunks in flight are written and raises :class:`Interrupted`.
     """
     source = Source.of(data, events=events)
     if grid.cusum is not None and source.cusum is None:

@@ -250,7 +250,8 @@ def test_sigkill_at_a_fraction_of_parts_then_resume(
     done = sum(c["parts"] for c in before.values() if c["status"] == "partial")
     complete = sum(c["status"] == "complete" for c in before.values())
     assert complete < CONFIGS
-    assert complete * (total_parts // CONFIGS) + done >= target - 1
+    # Each write in flight may have renamed its part without recording it yet.
+    assert complete * (total_parts // CONFIGS) + done >= target - WRITERS
     _resume(args, out, before, reference, read_labels)
 
 
@@ -340,7 +341,7 @@ def test_sigint_stops_after_the_chunk_in_flight(
     stdout, stderr = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, stderr
-    assert "stopping after the chunk in flight" in stderr
+    assert "stopping after the chunks in flight" in stderr
     assert re.search(r"labeler: interrupted: .*run the same command again", stderr)
     assert "Traceback" not in stderr
     assert _count_parts(out) <= at_signal + 3  # no more than the chunks in flight
