@@ -102,18 +102,24 @@ def label_event(
     price = exit_price(path, s, tgt, stp, e, i, end, label, x)
     ret = s * (price / e - 1.0)  # Exit price and return
     mfe, mae = excursions(path, s, e, i, x)
+    flag = truncated(path, i, label, horizon_bars, horizon_ticks)
+    return output_row(i, label, x, ret, mfe, mae, ft, fs, ambiguous, flag)
+
+
+def output_row(i, label, x, ret, mfe, mae, ft, fs, ambiguous, flag) -> dict:
+    """One row of the output columns; holding = exit - i (Flags and times)."""
     return {
         "event_index": i,
         "label": label,
         "exit_index": x,
-        "holding": x - i,  # Flags and times: holding = exit - i
+        "holding": x - i,
         "ret": ret,
         "mfe": mfe,
         "mae": mae,
         "first_target": ft,
         "first_stop": fs,
         "ambiguous": ambiguous,
-        "truncated": truncated(path, i, label, horizon_bars, horizon_ticks),
+        "truncated": flag,
     }
 
 
@@ -482,19 +488,8 @@ def label_event_ext(
 
     ret = s * (price / e - 1.0)
     mfe, mae = excursions(path, s, e, i, x)
-    return {
-        "event_index": i,
-        "label": label,
-        "exit_index": x,
-        "holding": x - i,
-        "ret": ret,
-        "mfe": mfe,
-        "mae": mae,
-        "first_target": ft,
-        "first_stop": fs,
-        "ambiguous": ambiguous,
-        "truncated": truncated(path, i, label, horizon_bars, horizon_ticks),
-    }
+    flag = truncated(path, i, label, horizon_bars, horizon_ticks)
+    return output_row(i, label, x, ret, mfe, mae, ft, fs, ambiguous, flag)
 
 
 def fine_decision(

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from reference import output_row
 from strategies import Case, engine_rows
 from tolerances import EXACT_KEYS, FLOAT_KEYS, HAND_ATOL, HAND_RTOL
 
@@ -43,19 +44,7 @@ def row(
     i, label, x, ret, mfe, mae, ft=None, fs=None, ambiguous=False, truncated=False
 ) -> dict:
     """An expected output row for event i exiting at bar x; holding is x - i."""
-    return {
-        "event_index": i,
-        "label": label,
-        "exit_index": x,
-        "holding": x - i,
-        "ret": ret,
-        "mfe": mfe,
-        "mae": mae,
-        "first_target": ft,
-        "first_stop": fs,
-        "ambiguous": ambiguous,
-        "truncated": truncated,
-    }
+    return output_row(i, label, x, ret, mfe, mae, ft, fs, ambiguous, truncated)
 
 
 def check(case: Case, expected: dict) -> None:
